@@ -1,0 +1,3 @@
+module github.com/parleygw/parley
+
+go 1.26.8
