@@ -37,6 +37,10 @@ type Event struct {
 	// ID identifies the event; it is unique per accepted event and stable
 	// across redeliveries, so receivers de-duplicate by it.
 	ID string `json:"id"`
+	// Key orders events: events with the same Key are handled one after the
+	// other in publish order; events with different Keys may be handled in
+	// parallel. Parley uses the conversation id.
+	Key string `json:"key,omitempty"`
 	// Type says what Data holds ("message", "message-error", ...).
 	Type string `json:"type"`
 	// Data is the JSON encoding of a shared/model value.
