@@ -80,7 +80,7 @@ func runRoles(ctx context.Context, cmd string, cfg config.Config, stderr io.Writ
 		}
 		c, err := component.New(cfg.Component, secret, component.Deps{
 			Bus: backend, Store: backend, Mapper: mapper,
-			Log:      log.With("role", "component"),
+			Log:      log,
 			Metrics:  ops.Registry,
 			Instance: instanceName(cfg.Store, "component"),
 		})
@@ -93,7 +93,7 @@ func runRoles(ctx context.Context, cmd string, cfg config.Config, stderr io.Writ
 	if cmd == "all" || cmd == "sip" {
 		s, err := sipside.New(cfg.SIP, sipside.Deps{
 			Bus: backend, Store: backend, Mapper: mapper,
-			Log:      log.With("role", "sip"),
+			Log:      log,
 			Metrics:  ops.Registry,
 			Instance: instanceName(cfg.Store, "sip"),
 		})

@@ -29,6 +29,10 @@ type ProsodyOptions struct {
 	// False lifts them: benchmarks push thousands of stanzas per second
 	// over one connection.
 	Limits bool
+	// Offline stores messages for known users who are not online, as a
+	// production server does (the demo). Tests leave it off, so that a
+	// message to an offline or unknown user bounces at once.
+	Offline bool
 	// LogLevel is Prosody's minimum log level; default "info".
 	LogLevel string
 }
@@ -210,7 +214,12 @@ func prosodyConfig(dir string, o ProsodyOptions) string {
 	w("component_interfaces = { \"127.0.0.1\" }\n\n")
 
 	mods := []string{"roster", "saslauth", "disco", "ping", "posix"}
-	disabled := []string{"s2s", "s2s_auth_certs", "offline"}
+	disabled := []string{"s2s", "s2s_auth_certs"}
+	if o.Offline {
+		mods = append(mods, "offline")
+	} else {
+		disabled = append(disabled, "offline")
+	}
 	if o.Limits {
 		mods = append(mods, "limits")
 		w("-- Limits on: Debian's default bandwidth limits.\n")
@@ -220,7 +229,11 @@ func prosodyConfig(dir string, o ProsodyOptions) string {
 		w("-- Limits off: mod_limits is not loaded, so c2s has no rate limit (Debian's default\n")
 		w("-- config throttles c2s to 10kb/s; benchmarks need thousands of stanzas/s per connection).\n")
 	}
-	w("-- offline is disabled: a message to an offline or unknown user bounces at once.\n")
+	if o.Offline {
+		w("-- offline is on: messages to a known user who is offline are stored.\n")
+	} else {
+		w("-- offline is disabled: a message to an offline or unknown user bounces at once.\n")
+	}
 	w("modules_enabled = { %s }\n", luaList(mods))
 	w("modules_disabled = { %s }\n\n", luaList(disabled))
 	w("authentication = \"internal_hashed\" -- SCRAM-SHA-1 works without TLS\n")

@@ -38,7 +38,10 @@ func run() error {
 	}
 
 	fmt.Println("Building parley ...")
-	bin, err := harness.Build(dir)
+	if err := os.MkdirAll(dir+"/bin", 0o755); err != nil {
+		return err
+	}
+	bin, err := harness.Build(dir + "/bin")
 	if err != nil {
 		return err
 	}
@@ -48,6 +51,7 @@ func run() error {
 		Domain: "xmpp.test", C2SPort: 5222, ComponentPort: 5347,
 		Components: map[string]string{"sip.test": secret, "lync.test": secret},
 		Users:      map[string]string{"alice": "alice", "bob": "bob"},
+		Offline:    true,
 	})
 	if err != nil {
 		return fmt.Errorf("prosody: %w (is port 5222 or 5347 in use?)", err)
