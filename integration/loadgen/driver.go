@@ -39,6 +39,9 @@ type RunConfig struct {
 	// a machine that stalls for a moment still yields a figure; Measured
 	// in the Result is the window's real length.
 	MinDelivered int64
+	// KeepSamples keeps every latency sample with its send time in the
+	// Result (Samples), for a latency timeline.
+	KeepSamples bool
 }
 
 func (c *RunConfig) defaults() {
@@ -97,6 +100,10 @@ type Result struct {
 
 	FailReasons map[string]int64 `json:"fail_reasons,omitempty"`
 	Err         string           `json:"error,omitempty"`
+
+	// Timeline holds, with KeepSamples, every latency sample in arrival
+	// order: send time (ns since the run's start) and latency (ns).
+	Timeline [][2]int64 `json:"-"`
 }
 
 // ErrStalled is returned when a closed-loop run makes no progress.
@@ -116,7 +123,7 @@ func Run(ctx context.Context, rec *Recorder, s Sender, cfg RunConfig) (Result, e
 	t0 := clock.Now()
 	mStart := t0 + int64(cfg.Warmup)
 	mEnd := mStart + int64(cfg.Duration)
-	ph.setLatencyWindow(mStart, mEnd)
+	ph.setLatencyWindow(mStart, mEnd, cfg.KeepSamples)
 
 	r := &runner{ctx: ctx, ph: ph, s: s, clock: clock, cfg: cfg, mStart: mStart, mEnd: mEnd}
 	var err error
@@ -153,6 +160,12 @@ func Run(ctx context.Context, rec *Recorder, s Sender, cfg RunConfig) (Result, e
 	res.P90 = Percentile(lat, 0.90)
 	res.P99 = Percentile(lat, 0.99)
 	res.Max = Percentile(lat, 1)
+	if sent, lat := ph.samples(); len(sent) > 0 {
+		res.Timeline = make([][2]int64, len(sent))
+		for i := range sent {
+			res.Timeline[i] = [2]int64{sent[i] - t0, lat[i]}
+		}
+	}
 	if fr := ph.failReasons(); len(fr) > 0 {
 		res.FailReasons = fr
 	}

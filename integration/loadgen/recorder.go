@@ -82,14 +82,28 @@ type Phase struct {
 	latFrom int64    // latency samples: messages sent in [latFrom, latTo)
 	latTo   int64
 	lat     []int64
+	latSent []int64 // send times of lat's samples, when keepSent
+	keep    bool
 	reasons map[string]int64
 }
 
-// setLatencyWindow keeps latency samples of messages sent in [from, to).
-func (p *Phase) setLatencyWindow(from, to int64) {
+// setLatencyWindow keeps latency samples of messages sent in [from, to),
+// with their send times when keep is set.
+func (p *Phase) setLatencyWindow(from, to int64, keep bool) {
 	p.mu.Lock()
-	p.latFrom, p.latTo = from, to
+	p.latFrom, p.latTo, p.keep = from, to, keep
 	p.mu.Unlock()
+}
+
+// samples returns copies of the send times and latencies kept, in arrival
+// order.
+func (p *Phase) samples() (sent, lat []int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.keep {
+		return nil, nil
+	}
+	return append([]int64(nil), p.latSent...), append([]int64(nil), p.lat...)
 }
 
 // Completed is the number of messages delivered or failed (each once).
@@ -119,6 +133,9 @@ func (p *Phase) deliver(seq uint64, sent, now int64) {
 	newDone := !setBit(&p.done, seq)
 	if sent >= p.latFrom && sent < p.latTo {
 		p.lat = append(p.lat, now-sent)
+		if p.keep {
+			p.latSent = append(p.latSent, sent)
+		}
 	}
 	p.mu.Unlock()
 	p.received.Add(1)

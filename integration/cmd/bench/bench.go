@@ -124,7 +124,7 @@ func (b *bench) measureAll(ctx context.Context) error {
 	if ctx.Err() == nil {
 		b.row(ctx, rowSpec{id: "baseline-end", kind: kindBaseline,
 			title: "Baseline again, at the end (drift check)",
-			hops:  "XMPP client → Prosody → echo component → Prosody → XMPP client"}, echoTo)
+			hops:  "XMPP client → Prosody → echo component → Prosody → XMPP client" + convs}, echoTo)
 	}
 	b.rep.Stale = b.rec.Stale()
 	b.rep.Foreign = b.rec.Foreign()
@@ -372,6 +372,9 @@ func (b *bench) row(ctx context.Context, spec rowSpec, s loadgen.Sender) {
 	peak, cpu, err := b.runOnce(ctx, s, peakCfg)
 	r.Peak, r.CPUPeak = &peak, cpu
 	r.LimitedBy = limitNote(cpu, b.rep.Machine.NProc)
+	if spec.kind == kindSingle {
+		r.LimitedBy += "; one conversation: Parley hands its messages on one after another, so its per-message round trip sets the pace"
+	}
 	log.Info("peak", "msg/s", round1(peak.Throughput), "sent", peak.Sent, "lost", peak.Lost, "failed", peak.Failed, "cpu", fmtCPU(cpu))
 	if err != nil {
 		r.Error = "peak run: " + err.Error()
@@ -388,10 +391,17 @@ func (b *bench) row(ctx context.Context, spec rowSpec, s loadgen.Sender) {
 
 	halfCfg := base
 	halfCfg.Rate = peak.Throughput / 2
+	halfCfg.KeepSamples = b.o.timeline
 	log.Info("latency run (paced at half of peak)", "rate", round1(halfCfg.Rate))
 	r.QuietWaited += b.waitQuiet(ctx)
 	half, cpu, err := b.runOnce(ctx, s, halfCfg)
 	r.Half, r.CPUHalf = &half, cpu
+	if b.o.timeline {
+		if err := writeTimeline(filepath.Join(b.o.out, spec.id+"-latency.csv"), half.Timeline); err != nil {
+			log.Warn("timeline", "err", err)
+		}
+		half.Timeline = nil
+	}
 	log.Info("half", "p50", half.P50, "p99", half.P99, "lost", half.Lost, "failed", half.Failed)
 	if err != nil {
 		r.Error = "latency run: " + err.Error()
@@ -426,6 +436,16 @@ func (b *bench) waitQuiet(ctx context.Context) float64 {
 		b.log.Info("waited for a quieter machine", "waited", waited.Round(time.Millisecond))
 	}
 	return round1(waited.Seconds())
+}
+
+// writeTimeline writes "sent_ms,latency_ms" lines.
+func writeTimeline(path string, tl [][2]int64) error {
+	var sb strings.Builder
+	sb.WriteString("sent_ms,latency_ms\n")
+	for _, s := range tl {
+		fmt.Fprintf(&sb, "%.3f,%.3f\n", float64(s[0])/1e6, float64(s[1])/1e6)
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 // runOnce runs one measurement and the CPU use of every process over its

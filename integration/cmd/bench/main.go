@@ -41,6 +41,7 @@ type options struct {
 	sipTransport  string
 	kamailioShm   int
 	quietWait     time.Duration
+	timeline      bool
 	keep          bool
 	verbose       bool
 }
@@ -98,6 +99,7 @@ func main() {
 	flag.StringVar(&o.sipTransport, "sip-transport", "udp", "SIP transport of the load generators and Kamailio→Parley: udp or tcp")
 	flag.IntVar(&o.kamailioShm, "kamailio-shm", 1024, "Kamailio shared memory in MB (tm keeps finished transactions 5 s)")
 	flag.DurationVar(&o.quietWait, "quiet-wait", time.Minute, "before each run, wait (in all at most this long) while processes outside the bench keep the CPUs busy")
+	flag.BoolVar(&o.timeline, "timeline", false, "also write OUT/<row>-latency.csv: every latency sample of the half-peak runs with its send time")
 	flag.BoolVar(&o.keep, "keep", false, "keep the servers' run directory")
 	flag.BoolVar(&o.verbose, "v", false, "debug log and the servers' output on stderr")
 	flag.Parse()

@@ -84,6 +84,10 @@ type Row struct {
 	CPUPeak   map[string]float64 `json:"cpu_cores_at_peak,omitempty"`
 	CPUHalf   map[string]float64 `json:"cpu_cores_at_half,omitempty"`
 	LimitedBy string             `json:"limited_by,omitempty"`
+	// CPUPerMsg is each process's CPU time per delivered message in the
+	// peak run, in microseconds (less sensitive to a shared machine than
+	// msg/s).
+	CPUPerMsg map[string]float64 `json:"cpu_us_per_msg_at_peak,omitempty"`
 	// QuietWaited is how long the bench waited for outside CPU load to drop
 	// before this row's runs (seconds).
 	QuietWaited float64 `json:"quiet_waited_s,omitempty"`
@@ -143,7 +147,15 @@ func (r *Report) finish(took time.Duration) {
 	r.TookSeconds = round1(took.Seconds())
 	r.LoadAvgEnd = loadAvg()
 	for _, row := range r.Rows {
-		r.MaxOtherCPU = max(r.MaxOtherCPU, round1(row.CPUPeak[otherName]*100)/100, round1(row.CPUHalf[otherName]*100)/100)
+		r.MaxOtherCPU = max(r.MaxOtherCPU, math.Round(row.CPUPeak[otherName]*100)/100, math.Round(row.CPUHalf[otherName]*100)/100)
+		if row.Peak != nil && row.Peak.Throughput > 0 && len(row.CPUPeak) > 0 {
+			row.CPUPerMsg = map[string]float64{}
+			for name, cores := range row.CPUPeak {
+				if name != otherName {
+					row.CPUPerMsg[name] = round1(cores * 1e6 / row.Peak.Throughput)
+				}
+			}
+		}
 		if row.Peak != nil {
 			row.PeakMsgs = round1(row.Peak.Throughput)
 			row.Lost += row.Peak.Lost
@@ -282,6 +294,11 @@ func (r *Report) notes() []string {
 		"Prosody runs its whole routing in one Lua thread (server_epoll): when it shows ~1.0 core it is the limit. Kamailio uses children=2 UDP workers (and tcp_children=2). Parley and the load generators are Go and use both cores.",
 		"CPU figures are cores busy during the measuring window (1.00 = one core), per process group; 'loadgen' is this bench process (XMPP client, echo component, SIP UAs).",
 	}
+	n = append(n,
+		fmt.Sprintf("Parley keeps each conversation's messages in order and hands them on one after another, so one conversation alone is bounded by Parley's per-message round trip; the compared rows spread the load over %d conversations (as many users would), and the 'one conversation' rows show the per-conversation ceiling (not compared).", r.Settings.Conversations),
+		"A p99 over a few seconds is sensitive to one stall episode (a GC pause, the scheduler, a burst from another process): 1 % of 5 s is 50 ms worth of messages. Run with -timeline to get every latency sample with its send time and see whether slow messages cluster.",
+		"Kamailio's and the SIP load generators' CPU counts against the Parley paths on this machine; in a deployment the SIP UAs are elsewhere. The SIP reference row shows what Kamailio and the SIP UAs cost without Parley.",
+	)
 	if r.Settings.Quick {
 		n = append(n, "QUICK MODE: 1 s runs that check the bench itself; the figures are rough and not for comparison.")
 	}
@@ -395,6 +412,28 @@ func (r *Report) Markdown() string {
 	}
 	if r.MaxOtherCPU >= noisyOther {
 		w("\n**The machine was shared**: processes outside the bench used up to %.2f cores during the runs (column \"others' CPU\"); figures from those runs understate what the paths can do, and ratios between rows measured under different outside load are unreliable.\n", r.MaxOtherCPU)
+	}
+
+	w("\n## CPU time per delivered message (peak runs, µs)\n\n")
+	w("Less sensitive to other work on a shared machine than msg/s. On this machine every process shares the same %d cores, so a path whose processes together need T µs per message cannot exceed about %d×10⁶/T msg/s, and one whose single-threaded Prosody needs P µs cannot exceed 10⁶/P.\n\n", m.NProc, m.NProc)
+	procs := []string{"prosody", "parley", "parley-component", "parley-sip", "redis", "kamailio", "loadgen"}
+	w("| path | %s | total |\n|---|%s---:|\n", strings.Join(procs, " | "), strings.Repeat("---:|", len(procs)))
+	for _, row := range r.Rows {
+		if len(row.CPUPerMsg) == 0 {
+			continue
+		}
+		w("| %s |", row.Title)
+		total := 0.0
+		for _, p := range procs {
+			v, ok := row.CPUPerMsg[p]
+			if !ok {
+				w(" – |")
+				continue
+			}
+			total += v
+			w(" %.0f |", v)
+		}
+		w(" %.0f |\n", total)
 	}
 
 	w("\n## What limits each path\n\n")
