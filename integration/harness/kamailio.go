@@ -40,6 +40,31 @@ type KamailioOptions struct {
 	ParleyTransport string
 	// Debug is Kamailio's log level (default 2 = info; 3 = debug).
 	Debug int
+	// SharedMemMB is Kamailio's shared memory (-m) in MiB; 0 means 64.
+	// Finished transactions stay in shared memory for 5 s, so a load of
+	// 8,000 messages/s needs about 1024.
+	SharedMemMB int
+
+	// TLSPort, when not 0, adds a TLS listener on 127.0.0.1:TLSPort (the
+	// tls module, TLSv1.2+, its own tls.cfg beside kamailio.cfg). When
+	// LyncDomains is set and TLSPort is 0, a free port is picked.
+	TLSPort int
+	// TLSCert and TLSKey are Kamailio's certificate and key (PEM), presented
+	// both to TLS clients and, as a client, to TLS servers (mutual TLS, as
+	// a federation link with a Lync Edge is). Required with TLS. See
+	// NewTestCA.
+	TLSCert, TLSKey string
+	// TLSCA, when set, is the only trust anchor: every TLS peer (client or
+	// server) must present a certificate it issued. Empty: peers are not
+	// verified.
+	TLSCA string
+	// LyncDomains maps a federated Lync domain (e.g. "lync.test") to the
+	// TLS address ("127.0.0.1:port") of its Access Edge (the Lync
+	// emulator). Out-of-dialog requests for such a domain are record-routed
+	// (INVITE, SUBSCRIBE, REFER) and relayed over TLS with
+	// $du = "sip:IP:PORT;transport=tls". A Lync domain must not also be a
+	// local domain (SIPDomain, Aliases) or an XMPP domain.
+	LyncDomains map[string]string
 }
 
 // Kamailio is a running Kamailio.
@@ -48,7 +73,9 @@ type Kamailio struct {
 	Dir  string
 	// Addr is "127.0.0.1:port", for UDP and TCP.
 	Addr string
-	Opts KamailioOptions
+	// TLSAddr is "127.0.0.1:port" of the TLS listener ("" without TLS).
+	TLSAddr string
+	Opts    KamailioOptions
 
 	cfgPath string
 	logw    io.Writer
@@ -60,7 +87,8 @@ const KamailioBinary = "kamailio"
 
 // LaunchKamailio writes a configuration into dir, checks it with
 // `kamailio -c` and starts Kamailio in the foreground. It returns once the
-// TCP port accepts connections. logw, when not nil, receives the output.
+// TCP (and TLS) port accepts connections. logw, when not nil, receives the
+// output.
 func LaunchKamailio(dir string, logw io.Writer, o KamailioOptions) (*Kamailio, error) {
 	if _, err := exec.LookPath(KamailioBinary); err != nil {
 		return nil, fmt.Errorf("kamailio not installed (apt-get install kamailio): %w", err)
@@ -68,36 +96,57 @@ func LaunchKamailio(dir string, logw io.Writer, o KamailioOptions) (*Kamailio, e
 	if err := o.normalize(); err != nil {
 		return nil, err
 	}
-	if o.Port == 0 {
-		p, err := FindFreePort()
-		if err != nil {
-			return nil, fmt.Errorf("kamailio: %w", err)
-		}
-		o.Port = p
+	if err := o.pickPorts(); err != nil {
+		return nil, err
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("kamailio run dir: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("kamailio run dir: %w", err)
-	}
-	k := &Kamailio{Dir: dir, Addr: loopbackAddr(o.Port), Opts: o, logw: logw}
-	cfg, err := KamailioConfig(o)
+	cfgPath, err := WriteKamailioConfig(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	if k.cfgPath, err = WriteFile(dir, "kamailio.cfg", cfg, 0o644); err != nil {
-		return nil, fmt.Errorf("kamailio config: %w", err)
-	}
-	if err := CheckKamailioConfig(k.cfgPath); err != nil {
+	return launchKamailio(dir, logw, o, cfgPath)
+}
+
+// launchKamailio starts Kamailio on an already written configuration.
+func launchKamailio(dir string, logw io.Writer, o KamailioOptions, cfgPath string) (*Kamailio, error) {
+	if err := CheckKamailioConfig(cfgPath); err != nil {
 		return nil, err
+	}
+	k := &Kamailio{Dir: dir, Addr: loopbackAddr(o.Port), Opts: o, logw: logw, cfgPath: cfgPath}
+	if o.tlsEnabled() {
+		k.TLSAddr = loopbackAddr(o.TLSPort)
 	}
 	if err := k.start(); err != nil {
 		return nil, err
 	}
-	slog.Debug("kamailio started", "dir", dir, "addr", k.Addr)
+	slog.Debug("kamailio started", "dir", dir, "addr", k.Addr, "tls_addr", k.TLSAddr)
 	return k, nil
+}
+
+// WriteKamailioConfig writes kamailio.cfg into dir (and, with TLS,
+// tls.cfg beside it, which kamailio.cfg names by a relative path) and
+// returns the path of kamailio.cfg. o must have its ports set.
+func WriteKamailioConfig(dir string, o KamailioOptions) (string, error) {
+	cfg, err := KamailioConfig(o)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("kamailio run dir: %w", err)
+	}
+	if o.tlsEnabled() {
+		if _, err := WriteFile(dir, kamailioTLSCfgName, KamailioTLSConfig(o), 0o644); err != nil {
+			return "", fmt.Errorf("kamailio tls.cfg: %w", err)
+		}
+	}
+	path, err := WriteFile(dir, "kamailio.cfg", cfg, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("kamailio config: %w", err)
+	}
+	return path, nil
 }
 
 // StartKamailio starts Kamailio in a temp dir and stops it when t ends.
@@ -135,27 +184,90 @@ func (o *KamailioOptions) normalize() error {
 	if o.Debug == 0 {
 		o.Debug = 2
 	}
+	if o.SharedMemMB == 0 {
+		o.SharedMemMB = 64
+	}
+	if o.SharedMemMB < 8 {
+		return fmt.Errorf("kamailio: SharedMemMB %d: want at least 8", o.SharedMemMB)
+	}
 	switch o.ParleyTransport {
 	case "udp", "tcp", "follow":
 	default:
 		return fmt.Errorf("kamailio: ParleyTransport %q: want udp, tcp or follow", o.ParleyTransport)
 	}
 	if len(o.XMPPDomains) > 0 {
-		host, port, err := net.SplitHostPort(o.ParleyAddr)
-		if err != nil {
-			return fmt.Errorf("kamailio: ParleyAddr %q: %w", o.ParleyAddr, err)
-		}
-		if net.ParseIP(host) == nil {
-			return fmt.Errorf("kamailio: ParleyAddr %q: host must be an IP literal (no DNS here)", o.ParleyAddr)
-		}
-		if _, err := strconv.Atoi(port); err != nil {
-			return fmt.Errorf("kamailio: ParleyAddr %q: %w", o.ParleyAddr, err)
+		if err := checkLoopbackAddr(o.ParleyAddr); err != nil {
+			return fmt.Errorf("kamailio: ParleyAddr: %w", err)
 		}
 	}
-	for _, d := range append(append([]string{o.SIPDomain}, o.Aliases...), o.XMPPDomains...) {
+	local := append([]string{o.SIPDomain}, o.Aliases...)
+	for _, d := range append(append([]string(nil), local...), o.XMPPDomains...) {
 		if !domainRE.MatchString(d) {
 			return fmt.Errorf("kamailio: bad domain %q", d)
 		}
+	}
+	for d, addr := range o.LyncDomains {
+		if !domainRE.MatchString(d) {
+			return fmt.Errorf("kamailio: bad Lync domain %q", d)
+		}
+		if err := checkLoopbackAddr(addr); err != nil {
+			return fmt.Errorf("kamailio: Lync domain %s: %w", d, err)
+		}
+		for _, other := range append(append([]string(nil), local...), o.XMPPDomains...) {
+			if strings.EqualFold(d, other) {
+				// A domain is served here (registrar) or federated, not
+				// both: a local alias is "myself" to Kamailio, which
+				// changes how it routes requests naming it.
+				return fmt.Errorf("kamailio: Lync domain %q is also a local or XMPP domain", d)
+			}
+		}
+	}
+	if o.tlsEnabled() && (o.TLSCert == "" || o.TLSKey == "") {
+		return errors.New("kamailio: TLS (TLSPort or LyncDomains) needs TLSCert and TLSKey (see harness.NewTestCA)")
+	}
+	for _, f := range []string{o.TLSCert, o.TLSKey, o.TLSCA} {
+		if strings.ContainsAny(f, "\"\n") {
+			return fmt.Errorf("kamailio: TLS file name %q", f)
+		}
+	}
+	return nil
+}
+
+func (o *KamailioOptions) tlsEnabled() bool { return o.TLSPort != 0 || len(o.LyncDomains) > 0 }
+
+// pickPorts chooses free ports for the listeners left at 0.
+func (o *KamailioOptions) pickPorts() error {
+	if o.Port == 0 {
+		p, err := FindFreePort()
+		if err != nil {
+			return fmt.Errorf("kamailio: %w", err)
+		}
+		o.Port = p
+	}
+	if o.tlsEnabled() && o.TLSPort == 0 {
+		for o.TLSPort == 0 || o.TLSPort == o.Port {
+			p, err := FindFreePort()
+			if err != nil {
+				return fmt.Errorf("kamailio: %w", err)
+			}
+			o.TLSPort = p
+		}
+	}
+	return nil
+}
+
+// checkLoopbackAddr checks that addr is "IP:port" with an IP literal (there
+// is no DNS here).
+func checkLoopbackAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: host must be an IP literal (no DNS here)", addr)
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
 	}
 	return nil
 }
@@ -163,18 +275,27 @@ func (o *KamailioOptions) normalize() error {
 var domainRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 
 func (k *Kamailio) start() error {
+	shm := k.Opts.SharedMemMB
+	if shm == 0 {
+		shm = 64
+	}
 	proc, err := Start("kamailio", k.Dir, k.logw, KamailioBinary,
 		"-f", k.cfgPath, "-DD", "-E",
 		"-Y", k.Dir, "-P", filepath.Join(k.Dir, "kamailio.pid"),
 		"-w", k.Dir, // core files go to the working dir
-		"-m", "64", "-M", "8")
+		"-m", strconv.Itoa(shm), "-M", "8")
 	if err != nil {
 		return fmt.Errorf("kamailio: %w", err)
 	}
 	k.Proc = proc
-	if err := proc.WaitPort(k.Addr, 20*time.Second); err != nil {
-		proc.Kill()
-		return fmt.Errorf("kamailio: %w", err)
+	for _, addr := range []string{k.Addr, k.TLSAddr} {
+		if addr == "" {
+			continue
+		}
+		if err := proc.WaitPort(addr, 20*time.Second); err != nil {
+			proc.Kill()
+			return fmt.Errorf("kamailio: %w", err)
+		}
 	}
 	return nil
 }
@@ -193,8 +314,13 @@ func (k *Kamailio) Stop() error {
 		return nil
 	}
 	err := k.Proc.Stop(5 * time.Second)
-	if perr := WaitPortClosed(k.Addr, 5*time.Second); perr != nil {
-		return fmt.Errorf("kamailio stop: %w", perr)
+	for _, addr := range []string{k.Addr, k.TLSAddr} {
+		if addr == "" {
+			continue
+		}
+		if perr := WaitPortClosed(addr, 5*time.Second); perr != nil {
+			return fmt.Errorf("kamailio stop: %w", perr)
+		}
 	}
 	if err != nil && !isSignalExit(err) {
 		return fmt.Errorf("kamailio stop: %w", err)
@@ -219,7 +345,7 @@ type KamailioRequest struct {
 	Method string
 	RURI   string
 	Source string // ip:port
-	Proto  string // udp, tcp
+	Proto  string // udp, tcp, tls
 	CallID string
 	Len    int
 }
@@ -229,7 +355,7 @@ type KamailioSend struct {
 	Method string
 	RURI   string
 	Dest   string // ip:port
-	Proto  string // udp, tcp
+	Proto  string // udp, tcp, tls
 	CallID string
 }
 
@@ -301,9 +427,17 @@ func KamailioConfig(o KamailioOptions) (string, error) {
 	if o.Port == 0 {
 		return "", errors.New("kamailio config: Port is 0")
 	}
+	if o.tlsEnabled() && o.TLSPort == 0 {
+		return "", errors.New("kamailio config: TLS wanted but TLSPort is 0")
+	}
 	mpath, err := kamailioModulePath()
 	if err != nil {
 		return "", err
+	}
+	if o.tlsEnabled() {
+		if _, err := os.Stat(filepath.Join(mpath, "tls.so")); err != nil {
+			return "", fmt.Errorf("kamailio: TLS needs the tls module (apt-get install kamailio-tls-modules): %w", err)
+		}
 	}
 	local := append([]string{o.SIPDomain}, o.Aliases...)
 	var parleyDU string
@@ -313,7 +447,15 @@ func KamailioConfig(o KamailioOptions) (string, error) {
 	case "tcp":
 		parleyDU = fmt.Sprintf("\t$du = \"sip:%s;transport=tcp\";\n", o.ParleyAddr)
 	case "follow":
-		parleyDU = fmt.Sprintf("\t$du = \"sip:%s;transport=\" + $pr;  # same transport as the request arrived on\n", o.ParleyAddr)
+		// Same transport as the request arrived on; Parley has no TLS
+		// listener, so what came over TLS (from a Lync Edge) goes over TCP.
+		parleyDU = fmt.Sprintf("\tif ($pr == \"tls\") { $du = \"sip:%[1]s;transport=tcp\"; }\n"+
+			"\telse { $du = \"sip:%[1]s;transport=\" + $pr; }  # same transport as the request arrived on\n", o.ParleyAddr)
+	}
+	tlsGlobals, tlsModule := "", ""
+	if o.tlsEnabled() {
+		tlsGlobals = fmt.Sprintf("enable_tls=yes\nlisten=tls:127.0.0.1:%d\n", o.TLSPort)
+		tlsModule = fmt.Sprintf("loadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"%s\")  # relative to this file\n", kamailioTLSCfgName)
 	}
 	r := strings.NewReplacer(
 		"@PORT@", strconv.Itoa(o.Port),
@@ -325,8 +467,59 @@ func KamailioConfig(o KamailioOptions) (string, error) {
 		"@PARLEY_DU@", parleyDU,
 		"@PARLEY@", o.ParleyAddr,
 		"@PARLEY_TRANSPORT@", o.ParleyTransport,
+		"@SHM@", strconv.Itoa(o.SharedMemMB),
+		"@TLS_GLOBALS@", tlsGlobals,
+		"@TLS_MODULE@", tlsModule,
+		"@LYNC_COND@", domainCond(sortedKeys(o.LyncDomains)),
+		"@LYNC_DU@", lyncDU(o.LyncDomains),
+		"@LYNC@", lyncSummary(o.LyncDomains),
 	)
 	return r.Replace(kamailioTemplate), nil
+}
+
+// kamailioTLSCfgName is the tls module's own configuration, beside kamailio.cfg.
+const kamailioTLSCfgName = "tls.cfg"
+
+// KamailioTLSConfig renders tls.cfg for o: one server and one client
+// domain, TLSv1.2 or later, the same certificate in both directions, and,
+// when o.TLSCA is set, peer certificates required and verified against it.
+func KamailioTLSConfig(o KamailioOptions) string {
+	verify := "verify_certificate = no\nrequire_certificate = no\n"
+	if o.TLSCA != "" {
+		verify = fmt.Sprintf("verify_certificate = yes\nrequire_certificate = yes\nverify_depth = 2\nca_list = %s\n", o.TLSCA)
+	}
+	var b strings.Builder
+	b.WriteString("# Generated by Parley's integration harness (integration/harness/kamailio.go).\n")
+	for _, side := range []string{"server", "client"} {
+		fmt.Fprintf(&b, "\n[%s:default]\nmethod = TLSv1.2+\ncertificate = %s\nprivate_key = %s\n%s", side, o.TLSCert, o.TLSKey, verify)
+	}
+	return b.String()
+}
+
+// lyncDU sets $du to the Edge of the request's Lync domain.
+func lyncDU(domains map[string]string) string {
+	var b strings.Builder
+	for i, d := range sortedKeys(domains) {
+		if i > 0 {
+			b.WriteString(" else ")
+		} else {
+			b.WriteString("\t")
+		}
+		fmt.Fprintf(&b, "if ($(rd{s.tolower}) == \"%s\") { $du = \"sip:%s;transport=tls\"; }", strings.ToLower(d), domains[d])
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func lyncSummary(domains map[string]string) string {
+	if len(domains) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(domains))
+	for _, d := range sortedKeys(domains) {
+		parts = append(parts, d+" -> "+domains[d])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func kamailioModulePath() (string, error) {
@@ -365,6 +558,8 @@ const kamailioTemplate = `#!KAMAILIO
 # Stateful proxy + registrar (no auth) on loopback:
 #   local domains (registrar, lookup("location")): @LOCAL_COND@
 #   XMPP domains (-> Parley at @PARLEY@, policy "@PARLEY_TRANSPORT@"): @XMPP_COND@
+#   Lync domains (-> their Edge over TLS): @LYNC@
+# Run with -m @SHM@ (shared memory, MiB).
 # Every request is logged as "REQ <method> <R-URI> from <ip:port> (<proto>) len=<bytes> cid=<Call-ID>"
 # and every forwarded request as "SEND <method> <R-URI> to <ip:port> (<proto>) cid=<Call-ID>";
 # tests parse these lines to see which transports were used.
@@ -381,7 +576,7 @@ use_dns_cache=no      # every next hop is an IP literal ($du, registered contact
 dns_try_ipv6=no
 listen=udp:127.0.0.1:@PORT@
 listen=tcp:127.0.0.1:@PORT@
-@ALIASES@
+@TLS_GLOBALS@@ALIASES@
 # RFC 3261 18.1.1: a request larger than 1300 bytes is not sent over UDP but TCP
 # (sipgo refuses to send UDP datagrams over 1300 bytes, too).
 udp_mtu=1300
@@ -405,7 +600,7 @@ loadmodule "xlog.so"
 loadmodule "sanity.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
-
+@TLS_MODULE@
 modparam("rr", "enable_full_lr", 1)
 modparam("rr", "append_fromtag", 1)
 modparam("tm", "fr_timer", 5000)
@@ -418,7 +613,8 @@ modparam("registrar", "min_expires", 1)
 request_route {
 	xlog("L_INFO", "REQ $rm $ru from $si:$sp ($pr) len=$ml cid=$ci\n");
 	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-	# 17895 leaves out the Proxy-Require check (512): no 420 for unknown option tags.
+	# 17895 leaves out the Proxy-Require check (512): no 420 for unknown option
+	# tags, such as Lync's Proxy-Require: ms-benotify (lync-dialect.md 1.8).
 	if (!sanity_check("17895", "7")) { xlog("L_WARN", "malformed request from $si:$sp\n"); exit; }
 
 	# in-dialog requests follow the Route set
@@ -440,6 +636,7 @@ request_route {
 		sl_send_reply("403", "Not a registrar domain"); exit;
 	}
 	if (@XMPP_COND@) { route(PARLEY); exit; }
+	if (@LYNC_COND@) { route(LYNC); exit; }
 	if (@LOCAL_COND@) {
 		if (!lookup("location")) {
 			t_newtran();
@@ -453,6 +650,11 @@ request_route {
 
 route[PARLEY] {
 @PARLEY_DU@	route(RELAY);
+}
+
+# A federated Lync domain: over TLS to its Access Edge.
+route[LYNC] {
+@LYNC_DU@	route(RELAY);
 }
 
 route[RELAY] {

@@ -3,7 +3,7 @@
 # As root it installs what is missing with apt-get; otherwise it prints the
 # exact command to run.
 set -euo pipefail
-pkgs=(prosody redis-server kamailio sip-tester python3-slixmpp openssl lua-unbound)
+pkgs=(prosody redis-server kamailio kamailio-tls-modules sip-tester python3-slixmpp openssl lua-unbound)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
